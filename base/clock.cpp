@@ -8,7 +8,9 @@ namespace hvm {
 Timer::Timer(Clock& clock, std::function<void()> callback)
     : clock_(clock), callback_(std::move(callback)) {}
 
-Timer::~Timer() { cancel(); }
+Timer::~Timer() {
+    cancel();
+}
 
 void Timer::arm(uint64_t deadline_ns) {
     if (armed_) clock_.unschedule(this);
@@ -61,7 +63,9 @@ void FakeClock::advance_to(uint64_t t) {
     if (t > now_) now_ = t;
 }
 
-void FakeClock::advance(uint64_t ns) { advance_to(now_ + ns); }
+void FakeClock::advance(uint64_t ns) {
+    advance_to(now_ + ns);
+}
 
 } // namespace hvm
 
@@ -72,7 +76,9 @@ namespace hvm {
 
 MonotonicClock::MonotonicClock(std::mutex& lock) : lock_(lock) {}
 
-MonotonicClock::~MonotonicClock() { stop(); }
+MonotonicClock::~MonotonicClock() {
+    stop();
+}
 
 uint64_t MonotonicClock::now_ns() const {
     timespec ts;
@@ -104,8 +110,11 @@ void MonotonicClock::thread_main() {
         if (next == UINT64_MAX) {
             cv_.wait(g);
         } else {
-            // steady_clock is CLOCK_MONOTONIC on Linux, the same time base as now_ns().
-            auto when = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(next));
+            // steady_clock is CLOCK_MONOTONIC on Linux, the same time base as now_ns(). A
+            // deadline beyond the signed range would wrap into the past: clamp it.
+            const uint64_t kMax = uint64_t(INT64_MAX) / 2;
+            auto when = std::chrono::steady_clock::time_point(
+                std::chrono::nanoseconds(int64_t(next < kMax ? next : kMax)));
             cv_.wait_until(g, when);
         }
     }

@@ -14,7 +14,7 @@ class Clock;
 // A one-shot timer. Callbacks run with the device-model lock held (production) or inside
 // FakeClock::advance (tests). A callback may re-arm its own timer.
 class Timer {
-public:
+  public:
     Timer(Clock& clock, std::function<void()> callback);
     ~Timer();
     Timer(const Timer&) = delete;
@@ -24,7 +24,7 @@ public:
     bool armed() const { return armed_; }
     uint64_t deadline() const { return deadline_; }
 
-private:
+  private:
     friend class Clock;
     Clock& clock_;
     std::function<void()> callback_;
@@ -34,17 +34,17 @@ private:
 };
 
 class Clock {
-public:
+  public:
     virtual ~Clock() = default;
     virtual uint64_t now_ns() const = 0;
 
-protected:
+  protected:
     // Timers due at or before `now`, earliest first. Used by implementations.
     bool run_one_expired(uint64_t now);
     uint64_t earliest_deadline() const; // UINT64_MAX if none
     virtual void timers_changed() {}
 
-private:
+  private:
     friend class Timer;
     void schedule(Timer* t);
     void unschedule(Timer* t);
@@ -54,14 +54,14 @@ private:
 
 // Test clock: time moves only when the test says so.
 class FakeClock : public Clock {
-public:
+  public:
     explicit FakeClock(uint64_t start_ns = 0) : now_(start_ns) {}
     uint64_t now_ns() const override { return now_; }
     // Moves time forward by `ns`, firing every timer due in between at its own deadline.
     void advance(uint64_t ns);
     void advance_to(uint64_t t);
 
-private:
+  private:
     uint64_t now_;
 };
 
@@ -77,17 +77,17 @@ namespace hvm {
 // cancelled only with `lock` held (the device-model lock every device handler runs under); the
 // thread takes the same lock to fire them.
 class MonotonicClock : public Clock {
-public:
+  public:
     explicit MonotonicClock(std::mutex& lock);
     ~MonotonicClock() override;
     uint64_t now_ns() const override;
     void start(); // starts the timer thread
     void stop();
 
-protected:
+  protected:
     void timers_changed() override { cv_.notify_one(); }
 
-private:
+  private:
     void thread_main();
     std::mutex& lock_;
     std::condition_variable cv_;

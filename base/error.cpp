@@ -1,5 +1,7 @@
 #include "base/error.hpp"
 
 namespace hvm {
-void fail(const std::string& message) { throw UserError(message); }
+void fail(const std::string& message) {
+    throw UserError(message);
+}
 } // namespace hvm

@@ -7,7 +7,7 @@
 namespace hvm {
 
 class UserError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 

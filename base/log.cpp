@@ -10,9 +10,15 @@ std::mutex g_mutex;
 const char* const kNames[] = {"error", "warning", "info", "debug", "trace"};
 } // namespace
 
-void set_log_level(LogLevel level) { g_level.store(static_cast<int>(level)); }
-LogLevel log_level() { return static_cast<LogLevel>(g_level.load()); }
-bool log_enabled(LogLevel level) { return static_cast<int>(level) <= g_level.load(); }
+void set_log_level(LogLevel level) {
+    g_level.store(static_cast<int>(level));
+}
+LogLevel log_level() {
+    return static_cast<LogLevel>(g_level.load());
+}
+bool log_enabled(LogLevel level) {
+    return static_cast<int>(level) <= g_level.load();
+}
 
 void log_message(LogLevel level, const char* fmt, ...) {
     char buf[1024];

@@ -26,15 +26,16 @@ void log_message(LogLevel level, const char* fmt, ...) __attribute__((format(pri
 // Lets the first `burst` events through, then one in every `every` (guest-triggered messages such
 // as unclaimed port accesses must never flood the log).
 class RateLimiter {
-public:
-    explicit RateLimiter(uint32_t burst = 16, uint32_t every = 4096) : burst_(burst), every_(every) {}
+  public:
+    explicit RateLimiter(uint32_t burst = 16, uint32_t every = 4096)
+        : burst_(burst), every_(every) {}
     bool allow() {
         uint64_t n = count_.fetch_add(1, std::memory_order_relaxed);
         return n < burst_ || (n - burst_) % every_ == 0;
     }
     uint64_t count() const { return count_.load(std::memory_order_relaxed); }
 
-private:
+  private:
     std::atomic<uint64_t> count_{0};
     uint32_t burst_, every_;
 };

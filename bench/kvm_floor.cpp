@@ -45,8 +45,8 @@ int main(int argc, char** argv) {
 
     int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
     int run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-    auto* run = static_cast<kvm_run*>(
-        mmap(nullptr, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0));
+    auto* run =
+        static_cast<kvm_run*>(mmap(nullptr, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0));
     kvm_sregs sregs;
     ioctl(vcpu, KVM_GET_SREGS, &sregs);
     sregs.cs.base = 0;

@@ -29,11 +29,31 @@ uint64_t parse_size(std::string_view text, const char* option, uint64_t default_
     uint64_t unit = default_unit;
     std::string_view digits = text;
     switch (text.back()) {
-    case 'k': case 'K': unit = 1ull << 10; digits.remove_suffix(1); break;
-    case 'm': case 'M': unit = 1ull << 20; digits.remove_suffix(1); break;
-    case 'g': case 'G': unit = 1ull << 30; digits.remove_suffix(1); break;
-    case 't': case 'T': unit = 1ull << 40; digits.remove_suffix(1); break;
-    case 'b': case 'B': unit = 1; digits.remove_suffix(1); break;
+    case 'k':
+    case 'K':
+        unit = 1ull << 10;
+        digits.remove_suffix(1);
+        break;
+    case 'm':
+    case 'M':
+        unit = 1ull << 20;
+        digits.remove_suffix(1);
+        break;
+    case 'g':
+    case 'G':
+        unit = 1ull << 30;
+        digits.remove_suffix(1);
+        break;
+    case 't':
+    case 'T':
+        unit = 1ull << 40;
+        digits.remove_suffix(1);
+        break;
+    case 'b':
+    case 'B':
+        unit = 1;
+        digits.remove_suffix(1);
+        break;
     default: break;
     }
     auto n = parse_number(digits);
@@ -80,7 +100,9 @@ KeyVal KeyVal::parse(std::string_view text, const char* option, const char* impl
     return kv;
 }
 
-bool KeyVal::has(std::string_view key) const { return get(key).has_value(); }
+bool KeyVal::has(std::string_view key) const {
+    return get(key).has_value();
+}
 
 std::optional<std::string> KeyVal::get(std::string_view key) const {
     // The last occurrence wins, as in QEMU.

@@ -11,7 +11,7 @@
 namespace hvm {
 
 class KeyVal {
-public:
+  public:
     // `implied_key` names the first element when it has no '='. Throws UserError on syntax
     // errors, naming `option` ("-smp") in the message.
     static KeyVal parse(std::string_view text, const char* option, const char* implied_key);
@@ -28,7 +28,7 @@ public:
     const std::vector<std::pair<std::string, std::string>>& items() const { return items_; }
     const char* option() const { return option_; }
 
-private:
+  private:
     std::vector<std::pair<std::string, std::string>> items_;
     const char* option_ = "";
 };

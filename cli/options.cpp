@@ -46,9 +46,12 @@ bool is_opt(const char* a, const char* name) {
 }
 
 void parse_accel(const std::string& v, MachineConfig& c) {
-    if (v == "kvm") c.accel = Accel::Kvm;
-    else if (v == "emu" || v == "tcg") c.accel = Accel::Emu;
-    else fail("-accel: unsupported accelerator '" + v + "' (hvm has kvm and emu)");
+    if (v == "kvm")
+        c.accel = Accel::Kvm;
+    else if (v == "emu" || v == "tcg")
+        c.accel = Accel::Emu;
+    else
+        fail("-accel: unsupported accelerator '" + v + "' (hvm has kvm and emu)");
 }
 
 void parse_machine(const std::string& text, MachineConfig& c) {
@@ -63,8 +66,7 @@ void parse_machine(const std::string& text, MachineConfig& c) {
         if (*k == "split") fail("-machine: kernel-irqchip=split is not supported (use on or off)");
         c.kernel_irqchip = *kv.get_bool("kernel-irqchip");
     }
-    if (auto u = kv.get_bool("usb"); u && *u)
-        fail("-machine: usb=on is not supported yet");
+    if (auto u = kv.get_bool("usb"); u && *u) fail("-machine: usb=on is not supported yet");
 }
 
 void parse_smp(const std::string& text, MachineConfig& c) {
@@ -77,8 +79,9 @@ void parse_smp(const std::string& text, MachineConfig& c) {
     uint64_t threads = kv.get_uint("threads").value_or(1);
     if (n == 0 && cores) n = sockets * cores * threads;
     if (n == 0) fail("-smp: the number of CPUs must be at least 1");
-    if (n > kMaxCpus) fail("-smp: " + std::to_string(n) + " CPUs requested, the pc machine supports " +
-                           std::to_string(kMaxCpus));
+    if (n > kMaxCpus)
+        fail("-smp: " + std::to_string(n) + " CPUs requested, the pc machine supports " +
+             std::to_string(kMaxCpus));
     if (auto m = kv.get_uint("maxcpus"); m && *m != n)
         fail("-smp: maxcpus different from cpus (CPU hotplug) is not supported");
     c.cpus = static_cast<unsigned>(n);
@@ -99,7 +102,8 @@ void parse_rtc(const std::string& text, MachineConfig& c) {
     auto kv = KeyVal::parse(text, "-rtc", nullptr);
     kv.expect_only({"base", "clock", "driftfix"});
     auto b = kv.get_or("base", "utc");
-    if (b != "utc" && b != "localtime") fail("-rtc: base='" + b + "' is not supported (utc or localtime)");
+    if (b != "utc" && b != "localtime")
+        fail("-rtc: base='" + b + "' is not supported (utc or localtime)");
     c.rtc_base = b;
     auto clk = kv.get_or("clock", "host");
     if (clk != "host" && clk != "rt" && clk != "vm") fail("-rtc: clock='" + clk + "' is not valid");

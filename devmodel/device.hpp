@@ -13,7 +13,7 @@ namespace hvm {
 // was registered to implement (the bus splits or widens guest accesses); `offset` is relative to
 // the region's base and `offset + data.size()` never exceeds the region's length.
 class IoHandler {
-public:
+  public:
     virtual ~IoHandler() = default;
     virtual void io_read(uint64_t offset, std::span<uint8_t> data) = 0;
     virtual void io_write(uint64_t offset, std::span<const uint8_t> data) = 0;
@@ -24,7 +24,7 @@ enum class ResetKind { PowerOn, Hard /* platform reset: KBC 0xFE, 0xCF9, triple 
 // Lifecycle of a device. save()/load() use a versioned section per device; load() must validate
 // everything it reads (state files are untrusted) and recompute derived state.
 class Device {
-public:
+  public:
     virtual ~Device() = default;
     virtual const char* name() const = 0;
     virtual void reset(ResetKind kind) = 0;

@@ -6,7 +6,7 @@
 namespace hvm {
 
 class PlatformControl {
-public:
+  public:
     virtual ~PlatformControl() = default;
     virtual void request_reset() = 0;
     virtual void request_poweroff() = 0;

@@ -8,7 +8,8 @@ CpuState reset_cpu_state(unsigned vcpu_index) {
     for (unsigned i = 0; i < 6; i++) {
         s.seg[i] = Segment{0, 0xffff, 0, 3 /* data RW accessed */, 1, 0, 1, 0, 0, 0, 0, 0};
     }
-    s.seg[CS] = Segment{0xffff0000, 0xffff, 0xf000, 11 /* code RX accessed */, 1, 0, 1, 0, 0, 0, 0, 0};
+    s.seg[CS] =
+        Segment{0xffff0000, 0xffff, 0xf000, 11 /* code RX accessed */, 1, 0, 1, 0, 0, 0, 0, 0};
     s.seg[LDTR] = Segment{0, 0xffff, 0, 2 /* LDT */, 0, 0, 1, 0, 0, 0, 0, 0};
     s.seg[TR] = Segment{0, 0xffff, 0, 11 /* busy 32-bit TSS */, 0, 0, 1, 0, 0, 0, 0, 0};
     s.gdt = {0, 0xffff};

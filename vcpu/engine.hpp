@@ -17,7 +17,24 @@ class GuestMemory;
 // ---- architectural state --------------------------------------------------------------------
 
 enum SegReg : unsigned { ES = 0, CS = 1, SS = 2, DS = 3, FS = 4, GS = 5, LDTR = 6, TR = 7 };
-enum GprIndex : unsigned { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15 };
+enum GprIndex : unsigned {
+    RAX,
+    RCX,
+    RDX,
+    RBX,
+    RSP,
+    RBP,
+    RSI,
+    RDI,
+    R8,
+    R9,
+    R10,
+    R11,
+    R12,
+    R13,
+    R14,
+    R15
+};
 
 struct Segment {
     uint64_t base = 0;
@@ -63,16 +80,16 @@ struct IoRequest {
     enum class Kind : uint8_t { Pio, Mmio };
     Kind kind = Kind::Pio;
     bool is_write = false;
-    uint8_t size = 1;   // bytes per element: 1, 2, 4 or 8
-    uint32_t count = 1; // elements (REP INS/OUTS deliver several at once)
-    uint64_t addr = 0;  // port or guest-physical address
+    uint8_t size = 1;        // bytes per element: 1, 2, 4 or 8
+    uint32_t count = 1;      // elements (REP INS/OUTS deliver several at once)
+    uint64_t addr = 0;       // port or guest-physical address
     uint8_t* data = nullptr; // size*count bytes; the handler fills it on reads
     unsigned vcpu = 0;
 };
 
 // The device model's end of the exit path (vmexit::ExitDispatcher implements it).
 class IoSink {
-public:
+  public:
     virtual ~IoSink() = default;
     virtual void handle_io(IoRequest& req) = 0;
 };
@@ -83,7 +100,7 @@ public:
 // up to date by the device model under the device lock and read lock-free by the vCPU thread on
 // every instruction boundary / entry; the acknowledge calls need the device lock.
 class CpuInterrupts {
-public:
+  public:
     enum : uint32_t { kIntr = 1u << 0, kNmi = 1u << 1, kInit = 1u << 2, kSipi = 1u << 3 };
     virtual ~CpuInterrupts() = default;
     // INTA cycle: the vector of the highest-priority deliverable interrupt, moved to in-service;
@@ -116,7 +133,7 @@ enum class VcpuExit {
 };
 
 class Vcpu {
-public:
+  public:
     virtual ~Vcpu() = default;
     virtual unsigned index() const = 0;
     // Runs guest code until it needs the machine. I/O goes to the IoSink inside run().
@@ -137,7 +154,7 @@ struct EngineConfig {
 };
 
 class Engine {
-public:
+  public:
     virtual ~Engine() = default;
     virtual const char* name() const = 0;
     // True when interrupts come from the engine's own irqchip (KVM in-kernel); false when the

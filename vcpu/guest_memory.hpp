@@ -23,13 +23,13 @@ struct MemRegion {
 // Told about every write that does not come from a vCPU's own stores (device DMA, loaders), so an
 // emulator's decoded-code cache can drop stale pages.
 class MemoryWriteObserver {
-public:
+  public:
     virtual ~MemoryWriteObserver() = default;
     virtual void memory_written(uint64_t gpa, uint64_t len) = 0;
 };
 
 class GuestMemory {
-public:
+  public:
     GuestMemory() = default;
     ~GuestMemory();
     GuestMemory(const GuestMemory&) = delete;
@@ -53,14 +53,14 @@ public:
     bool fill(uint64_t gpa, uint8_t value, uint64_t len);
 
     template <typename T>
-        requires std::is_trivially_copyable_v<T>
-    std::optional<T> read_obj(uint64_t gpa) const {
+    requires std::is_trivially_copyable_v<T> std::optional<T> read_obj(uint64_t gpa)
+    const {
         T v;
         if (!read(gpa, std::span(reinterpret_cast<uint8_t*>(&v), sizeof v))) return std::nullopt;
         return v;
     }
     template <typename T>
-        requires std::is_trivially_copyable_v<T>
+    requires std::is_trivially_copyable_v<T>
     bool write_obj(uint64_t gpa, const T& v) {
         return write(gpa, std::span(reinterpret_cast<const uint8_t*>(&v), sizeof v));
     }
@@ -74,7 +74,7 @@ public:
         if (observer_) observer_->memory_written(gpa, len);
     }
 
-private:
+  private:
     std::vector<MemRegion> regions_; // sorted by gpa
     struct Alloc {
         void* p;

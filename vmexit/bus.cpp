@@ -7,7 +7,9 @@
 namespace hvm {
 
 namespace {
-bool valid_size(unsigned s) { return s == 1 || s == 2 || s == 4 || s == 8; }
+bool valid_size(unsigned s) {
+    return s == 1 || s == 2 || s == 4 || s == 8;
+}
 } // namespace
 
 void Bus::add(uint64_t base, uint64_t length, IoHandler* handler, AccessSizes sizes,

@@ -23,7 +23,7 @@ struct AccessSizes {
 };
 
 class Bus {
-public:
+  public:
     explicit Bus(std::string name) : name_(std::move(name)) {}
     Bus(const Bus&) = delete;
     Bus& operator=(const Bus&) = delete;
@@ -48,7 +48,7 @@ public:
     const Region* find(uint64_t addr);
     uint64_t unclaimed_count() const { return unclaimed_.count(); }
 
-private:
+  private:
     void access(uint64_t addr, uint8_t* data, unsigned size, bool is_write);
     void region_access(IoHandler* h, AccessSizes sizes, uint64_t length, uint64_t off,
                        uint8_t* data, unsigned size, bool is_write);

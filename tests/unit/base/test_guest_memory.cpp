@@ -37,7 +37,8 @@ TEST_CASE("regions may not overlap and read-only regions refuse writes") {
     mem.add_region({0x1000, 0x1000, p, true, "rom"});
     CHECK_THROWS_AS(mem.add_region({0x1800, 0x1000, p, false, "over"}), std::invalid_argument);
     CHECK_THROWS_AS(mem.add_region({0x5000, 0, p, false, "zero"}), std::invalid_argument);
-    CHECK_THROWS_AS(mem.add_region({~0ull - 0xff, 0x1000, p, false, "wrap"}), std::invalid_argument);
+    CHECK_THROWS_AS(mem.add_region({~0ull - 0xff, 0x1000, p, false, "wrap"}),
+                    std::invalid_argument);
     uint8_t b = 1;
     CHECK_FALSE(mem.write(0x1000, std::span(&b, 1)));
     CHECK(mem.read(0x1000, std::span(&b, 1)));

@@ -20,9 +20,27 @@ MachineConfig parse(std::vector<std::string> args) {
 } // namespace
 
 TEST_CASE("QEMU-style options parse into the machine configuration") {
-    auto c = parse({"-accel", "kvm", "-m", "512", "-smp", "2", "-kernel", "vmlinuz", "-initrd",
-                    "initrd.img", "-append", "console=ttyS0 quiet", "-serial", "stdio", "-display",
-                    "none", "-no-reboot", "-machine", "pc,kernel-irqchip=off", "-cpu", "host"});
+    auto c = parse({"-accel",
+                    "kvm",
+                    "-m",
+                    "512",
+                    "-smp",
+                    "2",
+                    "-kernel",
+                    "vmlinuz",
+                    "-initrd",
+                    "initrd.img",
+                    "-append",
+                    "console=ttyS0 quiet",
+                    "-serial",
+                    "stdio",
+                    "-display",
+                    "none",
+                    "-no-reboot",
+                    "-machine",
+                    "pc,kernel-irqchip=off",
+                    "-cpu",
+                    "host"});
     CHECK(c.accel == Accel::Kvm);
     CHECK(c.ram_size == 512ull << 20);
     CHECK(c.cpus == 2);
