@@ -1,0 +1,423 @@
+#include "machine/machine.hpp"
+
+#include <cstdio>
+#include <ctime>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "bios/boot_cpu.hpp"
+#include "bios/e820.hpp"
+#include "bios/kernel_loader.hpp"
+#include "chardev/char_devices.hpp"
+#include "devmodel/irq/apic_bus.hpp"
+#include "devmodel/irq/ioapic.hpp"
+#include "devmodel/irq/isa_irq_router.hpp"
+#include "devmodel/irq/local_apic.hpp"
+#include "devmodel/irq/pic8259.hpp"
+#include "devmodel/misc/debug_exit.hpp"
+#include "devmodel/misc/debugcon.hpp"
+#include "devmodel/misc/i8042.hpp"
+#include "devmodel/misc/isa_device_options.hpp"
+#include "devmodel/misc/port92.hpp"
+#include "devmodel/misc/post_code_port.hpp"
+#include "devmodel/serial/uart16550.hpp"
+#include "devmodel/timer/mc146818_rtc.hpp"
+#include "devmodel/timer/pit8254.hpp"
+#include "devmodel/timer/pit_channel2.hpp"
+#include "devmodel/timer/system_control_port_b.hpp"
+#include "firmware/mptable.hpp"
+#include "machine/cmos.hpp"
+#include "vcpu/kvm/kvm_engine.hpp"
+#include "vmexit/diagnose.hpp"
+
+namespace hvm {
+
+namespace {
+
+// Port 0x61's view of KVM's in-kernel 8254 (kernel-irqchip=on): channel 2 lives in the kernel.
+class KvmPitChannel2Adapter : public PitChannel2 {
+  public:
+    explicit KvmPitChannel2Adapter(KvmPitChannel2& pit) : pit_(pit) {}
+    bool gate2() override { return pit_.gate2(); }
+    void set_gate2(bool level) override { pit_.set_gate2(level); }
+    bool out2() override { return pit_.out2(); }
+
+  private:
+    KvmPitChannel2& pit_;
+};
+
+// The guest TSC runs at the host's rate on both engines; the local APIC's TSC-deadline timer
+// needs the frequency. Measured once against CLOCK_MONOTONIC (20 ms).
+uint64_t measure_tsc_hz() {
+    timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    uint64_t t0 = __rdtsc();
+    timespec req{0, 20'000'000};
+    nanosleep(&req, nullptr);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    uint64_t t1 = __rdtsc();
+    double ns = double(b.tv_sec - a.tv_sec) * 1e9 + double(b.tv_nsec - a.tv_nsec);
+    uint64_t hz = ns > 0 ? uint64_t(double(t1 - t0) * 1e9 / ns) : 0;
+    return hz ? hz : 1'000'000'000;
+}
+
+struct ComPort {
+    uint16_t base;
+    unsigned irq;
+};
+constexpr ComPort kComPorts[4] = {{0x3f8, 4}, {0x2f8, 3}, {0x3e8, 4}, {0x2e8, 3}};
+
+} // namespace
+
+Machine::Machine(const MachineConfig& config) : cfg_(config) {
+    choose_engine();
+    build_memory();
+    build_board();
+    build_vcpus();
+    load_boot_images();
+}
+
+Machine::~Machine() {
+    stop_vcpus();
+    clock_.stop();
+}
+
+// ---- construction ---------------------------------------------------------------------------
+
+void Machine::choose_engine() {
+    bool hw = KvmEngine::is_hardware_backed();
+    Accel accel = cfg_.accel;
+    if (accel == Accel::Auto) {
+        // The emulator engine is the default where KVM is not hardware-backed; until it is
+        // built, hvm uses KVM there too and says so.
+        accel = Accel::Kvm;
+        if (!hw && access("/dev/kvm", R_OK | W_OK) == 0)
+            fprintf(stderr, "hvm: KVM is not hardware-backed on this host (no VT-x/AMD-V): "
+                            "guest kernel code runs very slowly\n");
+    } else if (accel == Accel::Kvm && !hw) {
+        fprintf(stderr, "hvm: KVM is not hardware-backed on this host (no VT-x/AMD-V): "
+                        "guest kernel code runs very slowly\n");
+    }
+    if (accel == Accel::Emu)
+        fail("-accel emu: hvm's emulator engine is not part of this build yet (use -accel kvm)");
+
+    EngineConfig ec;
+    ec.vcpus = cfg_.cpus;
+    ec.kernel_irqchip = cfg_.kernel_irqchip;
+    ec.cpu_model = cfg_.cpu_model;
+    auto kvm = std::make_unique<KvmEngine>(ec);
+    kvm_ = kvm.get();
+    engine_ = std::move(kvm);
+    userspace_irqchip_ = !engine_->in_kernel_irqchip();
+    if (kvm_ && userspace_irqchip_) kvm_->set_device_lock(lock_);
+}
+
+void Machine::build_memory() {
+    ram_ = PcRamLayout::for_size(cfg_.ram_size);
+    uint8_t* low = mem_.allocate(ram_.below_4g, "ram");
+    // Conventional memory, then (the legacy VGA window 0xA0000-0xBFFFF stays unmapped: MMIO)
+    // the option-ROM/BIOS area as RAM (no firmware in a direct boot), then extended memory.
+    mem_.add_region(
+        {0, std::min<uint64_t>(ram_.below_4g, 0xa0000), low, false, "ram-conventional"});
+    if (ram_.below_4g > 0xc0000)
+        mem_.add_region({0xc0000, std::min<uint64_t>(ram_.below_4g, 0x100000) - 0xc0000,
+                         low + 0xc0000, false, "ram-isa"});
+    if (ram_.below_4g > 0x100000)
+        mem_.add_region({0x100000, ram_.below_4g - 0x100000, low + 0x100000, false, "ram"});
+    if (ram_.above_4g) {
+        uint8_t* high = mem_.allocate(ram_.above_4g, "ram-high");
+        mem_.add_region({1ull << 32, ram_.above_4g, high, false, "ram-above-4g"});
+    }
+    engine_->map_memory(mem_);
+}
+
+void Machine::add_pio(uint64_t base, uint64_t len, IoHandler& h, AccessSizes sizes,
+                      const char* name) {
+    try {
+        pio_.add(base, len, &h, sizes, name);
+    } catch (const std::invalid_argument& e) {
+        fail(std::string(name) + ": I/O ports 0x" +
+             [&] {
+                 char b[16];
+                 snprintf(b, sizeof b, "%llx", (unsigned long long)base);
+                 return std::string(b);
+             }() +
+             " are already in use (" + e.what() + ")");
+    }
+}
+
+IrqPin Machine::isa_irq(unsigned line) {
+    return IrqPin(gsi_, line);
+}
+
+void Machine::build_board() {
+    build_interrupt_controllers();
+    build_isa_devices();
+}
+
+void Machine::build_interrupt_controllers() {
+    if (!userspace_irqchip_) {
+        gsi_ = kvm_->irq_sink();
+        return;
+    }
+    apic_bus_ = std::make_unique<ApicBus>();
+    pic_ = std::make_unique<Pic8259Pair>(IrqPin(apic_bus_.get(), ApicBus::kLint0));
+    ioapic_ = std::make_unique<IoApic>(*apic_bus_, clock_);
+    apic_bus_->connect_ioapic(*ioapic_);
+    apic_bus_->connect_ext_int(*pic_);
+    router_ = std::make_unique<IsaIrqRouter>(*pic_, *ioapic_);
+    gsi_ = router_.get();
+    add_pio(Pic8259Pair::kMasterPort, 2, pic_->master_io(), {1, 1}, "i8259-master");
+    add_pio(Pic8259Pair::kSlavePort, 2, pic_->slave_io(), {1, 1}, "i8259-slave");
+    add_pio(Pic8259Pair::kElcrPort, 2, pic_->elcr_io(), {1, 1}, "elcr");
+    mmio_.add(IoApic::kDefaultBase, IoApic::kMmioSize, ioapic_.get(), {4, 4}, "ioapic");
+    devices_.push_back(pic_.get());
+    devices_.push_back(ioapic_.get());
+    devices_.push_back(router_.get());
+
+    uint64_t tsc_hz = measure_tsc_hz();
+    std::vector<ExitDispatcher::LocalApicWindow> windows;
+    for (unsigned i = 0; i < cfg_.cpus; i++) {
+        LocalApic::Config c;
+        c.apic_id = uint8_t(i);
+        c.bsp = i == 0;
+        c.tsc_hz = tsc_hz;
+        auto l = std::make_unique<LocalApic>(*apic_bus_, clock_, c);
+        apic_bus_->attach(*l);
+        windows.push_back({l.get(), &l->mmio_base()});
+        devices_.push_back(l.get());
+        lapics_.push_back(std::move(l));
+    }
+    dispatcher_.set_local_apics(std::move(windows));
+}
+
+void Machine::build_isa_devices() {
+    // PIT and port 0x61: in the kernel with KVM's irqchip (QEMU's kvm-i8254), else ours.
+    if (userspace_irqchip_) {
+        pit_ = std::make_unique<Pit8254>(clock_, isa_irq(0));
+        add_pio(Pit8254::kBasePort, Pit8254::kPortCount, *pit_, {1, 1}, "i8254");
+        devices_.push_back(pit_.get());
+        port61_ = std::make_unique<SystemControlPortB>(clock_, *pit_);
+    } else {
+        pit2_adapter_ = std::make_unique<KvmPitChannel2Adapter>(*kvm_->pit_channel2());
+        port61_ = std::make_unique<SystemControlPortB>(clock_, *pit2_adapter_);
+    }
+    add_pio(SystemControlPortB::kPort, SystemControlPortB::kPortCount, *port61_, {1, 1}, "port61");
+    devices_.push_back(port61_.get());
+
+    // RTC/CMOS, with the time base of -rtc base=.
+    time_t now = time(nullptr);
+    int64_t offset = 0;
+    if (cfg_.rtc_base == "localtime") {
+        tm local;
+        localtime_r(&now, &local);
+        offset = local.tm_gmtoff;
+    }
+    rtc_ = std::make_unique<Mc146818Rtc>(clock_, isa_irq(8), int64_t(now), offset);
+    add_pio(Mc146818Rtc::kBasePort, Mc146818Rtc::kPortCount, *rtc_, {1, 1}, "mc146818");
+    devices_.push_back(rtc_.get());
+
+    i8042_ = std::make_unique<I8042>(*this, isa_irq(1), isa_irq(12));
+    add_pio(0x60, 1, i8042_->data_port(), {1, 1}, "i8042-data");
+    add_pio(0x64, 1, i8042_->command_port(), {1, 1}, "i8042-cmd");
+    devices_.push_back(i8042_.get());
+    port92_ = std::make_unique<Port92>(*this);
+    add_pio(Port92::kPort, 1, *port92_, {1, 1}, "port92");
+    devices_.push_back(port92_.get());
+    post_ = std::make_unique<PostCodePort>(clock_);
+    add_pio(PostCodePort::kPort, 1, *post_, {1, 1}, "post-code");
+    devices_.push_back(post_.get());
+
+    // Character devices, then the serial ports and debug ports that use them.
+    chardevs_ = std::make_unique<CharDevices>(CharContext{lock_, [this] { request_exit(0); }});
+    for (auto& spec : cfg_.chardevs) chardevs_->add_chardev(spec);
+    for (size_t i = 0; i < cfg_.serial.size(); i++) {
+        std::string label = "serial" + std::to_string(i);
+        CharBackend* backend = chardevs_->open_target(cfg_.serial[i], "-serial", label);
+        if (!backend) continue; // -serial none: no UART at this address
+        auto u = std::make_unique<Uart16550>(clock_, isa_irq(kComPorts[i].irq), backend);
+        add_pio(kComPorts[i].base, Uart16550::kWindowSize, *u, {1, 1}, "serial");
+        devices_.push_back(u.get());
+        uarts_.push_back(std::move(u));
+    }
+    if (!cfg_.debugcon.empty()) {
+        CharBackend* backend = chardevs_->open_target(cfg_.debugcon, "-debugcon", "debugcon");
+        if (backend) {
+            auto d = std::make_unique<DebugCon>(backend);
+            add_pio(0xe9, 1, *d, {1, 1}, "isa-debugcon");
+            devices_.push_back(d.get());
+            debugcons_.push_back(std::move(d));
+        }
+    }
+    for (auto& dev : cfg_.devices) {
+        std::string driver = dev.get_or("driver", "");
+        if (driver == "isa-debugcon") {
+            DebugConOptions o = parse_isa_debugcon(dev.items());
+            CharBackend* backend = chardevs_->find(o.chardev);
+            if (!backend) fail("-device isa-debugcon: chardev '" + o.chardev + "' not found");
+            auto d = std::make_unique<DebugCon>(backend, o.readback);
+            add_pio(o.iobase, 1, *d, {1, 1}, "isa-debugcon");
+            devices_.push_back(d.get());
+            debugcons_.push_back(std::move(d));
+        } else if (driver == "isa-debug-exit") {
+            DebugExitOptions o = parse_isa_debug_exit(dev.items());
+            auto d = std::make_unique<DebugExit>(*this);
+            add_pio(o.iobase, o.iosize, *d, {1, 4}, "isa-debug-exit");
+            devices_.push_back(d.get());
+            debug_exits_.push_back(std::move(d));
+        } else {
+            fail("-device " + driver + ": device not supported by hvm");
+        }
+    }
+
+    CmosConfig cmos;
+    cmos.ram_below_4g = ram_.below_4g;
+    cmos.ram_above_4g = ram_.above_4g;
+    cmos.cpus = cfg_.cpus;
+    fill_pc_cmos(cmos, [this](uint8_t i, uint8_t v) { rtc_->cmos_write(i, v); });
+}
+
+void Machine::build_vcpus() {
+    for (unsigned i = 0; i < cfg_.cpus; i++)
+        vcpus_.push_back(
+            engine_->create_vcpu(i, dispatcher_, userspace_irqchip_ ? lapics_[i].get() : nullptr));
+}
+
+void Machine::load_boot_images() {
+    if (cfg_.kernel.empty())
+        fail("no -kernel given: booting through firmware (SeaBIOS) from disks is not supported "
+             "yet");
+    std::vector<E820Entry> e820 = pc_e820_map(ram_);
+    write_boot_gdt(mem_);
+    write_bios_data_area(mem_);
+    // MP table for the kernel to find the CPUs and the IOAPIC (no ACPI tables yet): in the
+    // BIOS area, where the MP specification lets an OS search (0xF0000-0xFFFFF).
+    MpTableConfig mp;
+    mp.cpus = cfg_.cpus;
+    mp.pci_bus = false;
+    mp.ioapic_id = 0;
+    place_mp_table_in(mem_, 0xf0000, 0x100000, build_mp_config_table(mp));
+
+    KernelBootConfig kc;
+    kc.kernel_path = cfg_.kernel;
+    kc.initrd = cfg_.initrd;
+    kc.cmdline = cfg_.append;
+    KernelBootResult boot = load_kernel_file(mem_, e820, kc);
+    for (unsigned i = 0; i < vcpus_.size(); i++)
+        vcpus_[i]->set_state(i == 0 ? boot.cpu : reset_cpu_state(i));
+}
+
+void Machine::reset_devices(ResetKind kind) {
+    std::lock_guard g(lock_);
+    for (Device* d : devices_) d->reset(kind);
+    CmosConfig cmos;
+    cmos.ram_below_4g = ram_.below_4g;
+    cmos.ram_above_4g = ram_.above_4g;
+    cmos.cpus = cfg_.cpus;
+    fill_pc_cmos(cmos, [this](uint8_t i, uint8_t v) { rtc_->cmos_write(i, v); });
+    a20_ = true;
+}
+
+// ---- running --------------------------------------------------------------------------------
+
+void Machine::start_vcpus() {
+    stopping_ = false;
+    for (unsigned i = 0; i < vcpus_.size(); i++)
+        threads_.emplace_back([this, i] { vcpu_thread(i); });
+}
+
+void Machine::stop_vcpus() {
+    {
+        std::lock_guard g(event_mutex_);
+        stopping_ = true;
+    }
+    event_cv_.notify_all();
+    for (auto& v : vcpus_) v->kick();
+    for (auto& t : threads_)
+        if (t.joinable()) t.join();
+    threads_.clear();
+}
+
+void Machine::vcpu_thread(unsigned index) {
+    Vcpu& vcpu = *vcpus_[index];
+    while (!stopping_) {
+        VcpuExit e = vcpu.run();
+        if (stopping_) break;
+        switch (e) {
+        case VcpuExit::Kicked: continue;
+        case VcpuExit::Shutdown:
+            post_event(Event::TripleFault, 0, describe_cpu(vcpu, "triple fault (shutdown)"));
+            break;
+        case VcpuExit::InternalError:
+            post_event(Event::Error, 0,
+                       describe_cpu(vcpu, ("internal error: " + vcpu.error).c_str()));
+            break;
+        case VcpuExit::Halted: break; // a CPU halted for good: it stays so until reset
+        }
+        // Wait, parked, until the machine stops or resets this vCPU.
+        std::unique_lock g(event_mutex_);
+        event_cv_.wait(g, [this] { return stopping_.load(); });
+    }
+}
+
+void Machine::post_event(Event e, int status, std::string message) {
+    {
+        std::lock_guard g(event_mutex_);
+        // The first event wins: a power-off racing a reset is a power-off.
+        if (event_ != Event::None) return;
+        event_ = e;
+        event_status_ = status;
+        event_message_ = std::move(message);
+    }
+    event_cv_.notify_all();
+}
+
+void Machine::request_reset() {
+    post_event(Event::Reset);
+}
+void Machine::request_poweroff() {
+    post_event(Event::PowerOff);
+}
+void Machine::request_exit(int status) {
+    post_event(Event::Exit, status);
+}
+
+int Machine::run() {
+    clock_.start();
+    start_vcpus();
+    for (;;) {
+        Event e;
+        int status;
+        std::string message;
+        {
+            std::unique_lock g(event_mutex_);
+            event_cv_.wait(g, [this] { return event_ != Event::None; });
+            e = event_;
+            status = event_status_;
+            message = std::move(event_message_);
+            event_ = Event::None;
+        }
+        stop_vcpus();
+        switch (e) {
+        case Event::PowerOff: return 0;
+        case Event::Exit: return status;
+        case Event::Error: fprintf(stderr, "hvm: %s", message.c_str()); return 1;
+        case Event::TripleFault:
+            fprintf(stderr, "hvm: %s", message.c_str());
+            if (cfg_.no_reboot) return 1;
+            break;
+        case Event::Reset:
+            if (cfg_.no_reboot) return 0;
+            break;
+        case Event::None: break;
+        }
+        // Platform reset: every chip, then the boot images and the vCPUs, as a real board does.
+        reset_devices(ResetKind::Hard);
+        load_boot_images();
+        start_vcpus();
+    }
+}
+
+} // namespace hvm
