@@ -14,7 +14,7 @@
 namespace hvm {
 
 class ExitDispatcher : public IoSink {
-public:
+  public:
     ExitDispatcher(std::mutex& device_lock, Bus& pio, Bus& mmio)
         : lock_(device_lock), pio_(pio), mmio_(mmio) {}
 
@@ -31,7 +31,7 @@ public:
     uint64_t pio_exits() const { return pio_exits_.load(std::memory_order_relaxed); }
     uint64_t mmio_exits() const { return mmio_exits_.load(std::memory_order_relaxed); }
 
-private:
+  private:
     void mmio_access(unsigned vcpu, uint64_t addr, uint8_t* data, unsigned size, bool is_write);
     std::mutex& lock_;
     Bus& pio_;
