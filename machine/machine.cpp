@@ -94,10 +94,10 @@ void Machine::choose_engine() {
         // built, hvm uses KVM there too and says so.
         accel = Accel::Kvm;
         if (!hw && access("/dev/kvm", R_OK | W_OK) == 0)
-            fprintf(stderr, "hvm: KVM is not hardware-backed on this host (no VT-x/AMD-V): "
+            fprintf(stderr, "hvm: warning: KVM is not hardware-backed on this host (no VT-x/AMD-V): "
                             "guest kernel code runs very slowly\n");
     } else if (accel == Accel::Kvm && !hw) {
-        fprintf(stderr, "hvm: KVM is not hardware-backed on this host (no VT-x/AMD-V): "
+        fprintf(stderr, "hvm: warning: KVM is not hardware-backed on this host (no VT-x/AMD-V): "
                         "guest kernel code runs very slowly\n");
     }
     if (accel == Accel::Emu)
