@@ -1,6 +1,7 @@
-// The floor of the exit path: a bare KVM loop with no device model. A real-mode guest executes
-// `out dx, al` N times; this program only re-enters KVM_RUN after each KVM_EXIT_IO. hvm's exit
-// path is compared against this (bench/exit_path.sh).
+// The floor of the exit path: a bare KVM loop with no device model. A 32-bit protected-mode guest
+// runs the same loop as tests/guests/pio_loop.s (`out 0x80, al; inc al; dec ecx; jnz`) N times;
+// this program only re-enters KVM_RUN after each KVM_EXIT_IO. hvm's exit path is compared against
+// this (bench/exit_path.sh).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -38,9 +39,9 @@ int main(int argc, char** argv) {
         perror("KVM_SET_USER_MEMORY_REGION");
         return 1;
     }
-    // 0x1000: mov ecx, n; mov dx, 0x80; 1: out dx, al; dec ecx; jnz 1b; hlt
-    uint8_t code[] = {0x66, 0xb9, 0, 0, 0, 0, 0xba, 0x80, 0x00, 0xee, 0x66, 0x49, 0x75, 0xfb, 0xf4};
-    memcpy(code + 2, &n, 4);
+    // 0x1000: mov ecx, n; xor al, al; 1: out 0x80, al; inc al; dec ecx; jnz 1b; hlt
+    uint8_t code[] = {0xb9, 0, 0, 0, 0, 0x30, 0xc0, 0xe6, 0x80, 0xfe, 0xc0, 0x49, 0x75, 0xf9, 0xf4};
+    memcpy(code + 1, &n, 4);
     memcpy(mem + 0x1000, code, sizeof code);
 
     int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
@@ -49,8 +50,21 @@ int main(int argc, char** argv) {
         static_cast<kvm_run*>(mmap(nullptr, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0));
     kvm_sregs sregs;
     ioctl(vcpu, KVM_GET_SREGS, &sregs);
-    sregs.cs.base = 0;
-    sregs.cs.selector = 0;
+    // Flat 32-bit protected mode, paging off (the multiboot entry state).
+    kvm_segment flat{};
+    flat.base = 0;
+    flat.limit = 0xffffffff;
+    flat.present = 1;
+    flat.s = 1;
+    flat.db = 1;
+    flat.g = 1;
+    flat.selector = 0x10;
+    flat.type = 3;
+    sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = flat;
+    flat.selector = 0x08;
+    flat.type = 11;
+    sregs.cs = flat;
+    sregs.cr0 |= 1;
     ioctl(vcpu, KVM_SET_SREGS, &sregs);
     kvm_regs regs{};
     regs.rip = 0x1000;
