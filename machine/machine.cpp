@@ -36,18 +36,6 @@ namespace hvm {
 
 namespace {
 
-// Port 0x61's view of KVM's in-kernel 8254 (kernel-irqchip=on): channel 2 lives in the kernel.
-class KvmPitChannel2Adapter : public PitChannel2 {
-  public:
-    explicit KvmPitChannel2Adapter(KvmPitChannel2& pit) : pit_(pit) {}
-    bool gate2() override { return pit_.gate2(); }
-    void set_gate2(bool level) override { pit_.set_gate2(level); }
-    bool out2() override { return pit_.out2(); }
-
-  private:
-    KvmPitChannel2& pit_;
-};
-
 // The guest TSC runs at the host's rate on both engines; the local APIC's TSC-deadline timer
 // needs the frequency. Measured once against CLOCK_MONOTONIC (20 ms).
 uint64_t measure_tsc_hz() {
@@ -201,8 +189,7 @@ void Machine::build_isa_devices() {
         devices_.push_back(pit_.get());
         port61_ = std::make_unique<SystemControlPortB>(clock_, *pit_);
     } else {
-        pit2_adapter_ = std::make_unique<KvmPitChannel2Adapter>(*kvm_->pit_channel2());
-        port61_ = std::make_unique<SystemControlPortB>(clock_, *pit2_adapter_);
+        port61_ = std::make_unique<SystemControlPortB>(clock_, *kvm_->pit_channel2());
     }
     add_pio(SystemControlPortB::kPort, SystemControlPortB::kPortCount, *port61_, {1, 1}, "port61");
     devices_.push_back(port61_.get());

@@ -37,7 +37,6 @@ class LocalApic;
 class Mc146818Rtc;
 class Pic8259Pair;
 class Pit8254;
-class PitChannel2;
 class Port92;
 class PostCodePort;
 class SystemControlPortB;
@@ -105,7 +104,6 @@ class Machine : public PlatformControl {
     // ISA devices.
     std::unique_ptr<CharDevices> chardevs_;
     std::unique_ptr<Pit8254> pit_;
-    std::unique_ptr<PitChannel2> pit2_adapter_; // port 0x61's view of KVM's in-kernel PIT
     std::unique_ptr<SystemControlPortB> port61_;
     std::unique_ptr<Mc146818Rtc> rtc_;
     std::unique_ptr<I8042> i8042_;

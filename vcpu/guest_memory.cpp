@@ -8,6 +8,15 @@
 
 namespace hvm {
 
+GuestMemory::GuestMemory() {
+    publish({});
+}
+
+void GuestMemory::publish(std::vector<MemRegion> next) {
+    snapshots_.push_back(std::make_unique<const std::vector<MemRegion>>(std::move(next)));
+    current_.store(snapshots_.back().get(), std::memory_order_release);
+}
+
 GuestMemory::~GuestMemory() {
     for (auto& a : allocs_) munmap(a.p, a.size);
 }
@@ -25,21 +34,34 @@ uint8_t* GuestMemory::allocate(uint64_t size, const std::string& what) {
 void GuestMemory::add_region(MemRegion r) {
     if (r.size == 0) throw std::invalid_argument("memory region " + r.name + " has zero size");
     if (r.gpa + r.size < r.gpa) throw std::invalid_argument("memory region " + r.name + " wraps");
-    for (auto& o : regions_)
+    std::vector<MemRegion> next = regions();
+    for (auto& o : next)
         if (r.gpa < o.end() && o.gpa < r.end())
             throw std::invalid_argument("memory region " + r.name + " overlaps " + o.name);
-    auto it = std::lower_bound(regions_.begin(), regions_.end(), r.gpa,
+    auto it = std::lower_bound(next.begin(), next.end(), r.gpa,
                                [](const MemRegion& a, uint64_t g) { return a.gpa < g; });
-    regions_.insert(it, std::move(r));
+    next.insert(it, std::move(r));
+    publish(std::move(next));
+}
+
+bool GuestMemory::remove_region(uint64_t gpa) {
+    std::vector<MemRegion> next = regions();
+    auto it =
+        std::find_if(next.begin(), next.end(), [&](const MemRegion& r) { return r.gpa == gpa; });
+    if (it == next.end()) return false;
+    next.erase(it);
+    publish(std::move(next));
+    return true;
 }
 
 const MemRegion* GuestMemory::find(uint64_t gpa, uint64_t len) const {
     if (len == 0) len = 1;
     if (gpa + len < gpa) return nullptr;
     // Last region starting at or below gpa.
-    auto it = std::upper_bound(regions_.begin(), regions_.end(), gpa,
+    const std::vector<MemRegion>& regs = regions();
+    auto it = std::upper_bound(regs.begin(), regs.end(), gpa,
                                [](uint64_t g, const MemRegion& a) { return g < a.gpa; });
-    if (it == regions_.begin()) return nullptr;
+    if (it == regs.begin()) return nullptr;
     --it;
     if (gpa - it->gpa >= it->size || len > it->size - (gpa - it->gpa)) return nullptr;
     return &*it;

@@ -2,7 +2,9 @@
 // every access validates the whole [gpa, gpa+len) against one region, with overflow checks, and
 // reports failure instead of touching host memory outside the guest's RAM.
 #pragma once
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -30,7 +32,7 @@ class MemoryWriteObserver {
 
 class GuestMemory {
   public:
-    GuestMemory() = default;
+    GuestMemory();
     ~GuestMemory();
     GuestMemory(const GuestMemory&) = delete;
     GuestMemory& operator=(const GuestMemory&) = delete;
@@ -41,7 +43,15 @@ class GuestMemory {
 
     // Adds a region; throws std::invalid_argument on zero size, wrap-around or overlap.
     void add_region(MemRegion region);
-    const std::vector<MemRegion>& regions() const { return regions_; }
+    // Removes the region starting at `gpa`; false if there is none. After add/remove, call the
+    // engine's map_memory() again so the vCPUs see the new layout (PAM, ROM shadowing).
+    bool remove_region(uint64_t gpa);
+    // The current layout. Readers on other threads (vCPUs, DMA) may race with a remap done under
+    // the device lock, so the layout is an immutable snapshot published atomically; snapshots
+    // are kept alive for the GuestMemory's lifetime (remaps are rare: firmware PAM changes).
+    const std::vector<MemRegion>& regions() const {
+        return *current_.load(std::memory_order_acquire);
+    }
 
     // The region containing all of [gpa, gpa+len), or nullptr.
     const MemRegion* find(uint64_t gpa, uint64_t len = 1) const;
@@ -75,7 +85,9 @@ class GuestMemory {
     }
 
   private:
-    std::vector<MemRegion> regions_; // sorted by gpa
+    void publish(std::vector<MemRegion> next);
+    std::atomic<const std::vector<MemRegion>*> current_;
+    std::vector<std::unique_ptr<const std::vector<MemRegion>>> snapshots_; // sorted by gpa
     struct Alloc {
         void* p;
         uint64_t size;

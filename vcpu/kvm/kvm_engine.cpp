@@ -278,38 +278,51 @@ void KvmEngine::set_emulation_assist(std::function<bool(Vcpu&)> assist) {
 }
 
 void KvmEngine::map_memory(GuestMemory& mem) {
-    const auto& regions = mem.regions();
-    unsigned slot = 0;
-    for (const MemRegion& r : regions) {
+    // The layout wanted now.
+    std::vector<Slot> want;
+    for (const MemRegion& r : mem.regions()) {
         const uint64_t host = reinterpret_cast<uint64_t>(r.host);
         if ((r.gpa | r.size | host) & 0xfff)
             throw std::invalid_argument("kvm: memory region '" + r.name + "' is not page aligned");
-        kvm_userspace_memory_region m{};
-        m.slot = slot;
-        m.guest_phys_addr = r.gpa;
-        m.memory_size = r.size;
-        m.userspace_addr = host;
+        uint32_t flags = 0;
         if (r.readonly) {
             if (vm_->has_readonly_mem) {
-                m.flags = KVM_MEM_READONLY;
+                flags = KVM_MEM_READONLY;
             } else if (!vm_->warned_readonly) {
                 vm_->warned_readonly = true;
                 LOG_WARN("kvm: no KVM_CAP_READONLY_MEM: ROM region '%s' is writable by the guest",
                          r.name.c_str());
             }
         }
-        if (kvm_ioctl(vm_->vm_fd, KVM_SET_USER_MEMORY_REGION, &m) < 0)
-            throw std::runtime_error("kvm: KVM_SET_USER_MEMORY_REGION '" + r.name +
-                                     "': " + std::strerror(errno));
-        slot++;
+        want.push_back({r.gpa, r.size, host, flags});
     }
-    // A second call (a remap) removes the slots the new layout no longer uses.
-    for (unsigned s = slot; s < mapped_slots_; s++) {
+    auto set_slot = [&](unsigned n, const Slot& s) {
         kvm_userspace_memory_region m{};
-        m.slot = s;
-        kvm_ioctl(vm_->vm_fd, KVM_SET_USER_MEMORY_REGION, &m);
+        m.slot = n;
+        m.flags = s.flags;
+        m.guest_phys_addr = s.gpa;
+        m.memory_size = s.size;
+        m.userspace_addr = s.host;
+        if (kvm_ioctl(vm_->vm_fd, KVM_SET_USER_MEMORY_REGION, &m) < 0)
+            throw std::runtime_error("kvm: KVM_SET_USER_MEMORY_REGION: " +
+                                     std::string(std::strerror(errno)));
+    };
+    // Delete what is no longer wanted, then add what is new; unchanged slots stay untouched so
+    // running vCPUs never see a hole where nothing changed.
+    for (unsigned n = 0; n < slots_.size(); n++) {
+        if (slots_[n].size == 0) continue;
+        if (std::find(want.begin(), want.end(), slots_[n]) != want.end()) continue;
+        set_slot(n, Slot{slots_[n].gpa, 0, slots_[n].host, 0});
+        slots_[n] = Slot{};
     }
-    mapped_slots_ = slot;
+    for (const Slot& w : want) {
+        if (std::find(slots_.begin(), slots_.end(), w) != slots_.end()) continue;
+        unsigned n = 0;
+        while (n < slots_.size() && slots_[n].size != 0) n++;
+        if (n == slots_.size()) slots_.push_back(Slot{});
+        set_slot(n, w);
+        slots_[n] = w;
+    }
     vm_->memory.store(&mem);
 }
 

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "devmodel/irq/irq_pin.hpp"
 #include "devmodel/timer/pit_channel2.hpp"
@@ -117,7 +118,15 @@ class KvmEngine final : public Engine {
     std::shared_ptr<KvmVm> vm_;
     std::unique_ptr<KvmIrqSink> irq_sink_;
     std::unique_ptr<KvmPitChannel2> pit2_;
-    unsigned mapped_slots_ = 0;
+    // The memory slots KVM has now, by slot number (size 0 = free). A remap (PAM, BAR moves)
+    // deletes the slots whose region changed and adds the new ones: KVM cannot move or resize a
+    // slot in place.
+    struct Slot {
+        uint64_t gpa = 0, size = 0, host = 0;
+        uint32_t flags = 0;
+        bool operator==(const Slot&) const = default;
+    };
+    std::vector<Slot> slots_;
 };
 
 } // namespace hvm

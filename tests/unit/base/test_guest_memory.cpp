@@ -54,3 +54,19 @@ TEST_CASE("pc RAM split follows QEMU's i440FX rule") {
     auto c = PcRamLayout::for_size(0xdfffffffull);
     CHECK(c.below_4g == 0xdfffffffull);
 }
+
+TEST_CASE("regions can be removed and re-added (PAM remapping)") {
+    GuestMemory mem;
+    uint8_t* p = mem.allocate(0x20000, "x");
+    mem.add_region({0xe0000, 0x10000, p, true, "rom"});
+    const auto* before = &mem.regions();
+    CHECK(mem.find(0xe0000) != nullptr);
+    CHECK(mem.remove_region(0xe0000));
+    CHECK_FALSE(mem.remove_region(0xe0000));
+    CHECK(mem.find(0xe0000) == nullptr);
+    CHECK(before->size() == 1); // an old snapshot stays valid for a racing reader
+    mem.add_region({0xe0000, 0x10000, p + 0x10000, false, "ram"});
+    uint8_t b = 7;
+    CHECK(mem.write(0xe0000, std::span(&b, 1)));
+    CHECK(p[0x10000] == 7);
+}
