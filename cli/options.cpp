@@ -37,6 +37,8 @@ const char kUsage[] =
     "  -rtc base=utc|localtime\n"
     "  -d ITEMS / -D FILE      tracing (in_asm,int,cpu_reset with -accel emu) to FILE\n"
     "  -name NAME\n"
+    "  -bios FILE              system BIOS (default /usr/share/seabios/bios-256k.bin; used\n"
+    "                          when there is no -kernel)\n"
     "  -version, -h\n";
 
 bool is_opt(const char* a, const char* name) {
@@ -190,6 +192,8 @@ bool parse_command_line(int argc, char** argv, MachineConfig& c) {
         } else if (is_opt(a, "-name")) {
             auto kv = KeyVal::parse(need(i), "-name", "guest");
             c.name = kv.get_or("guest", "");
+        } else if (is_opt(a, "-bios")) {
+            c.bios = need(i);
         } else if (is_opt(a, "-nodefaults")) {
             // hvm creates no default devices beyond the pc board and COM1.
         } else {

@@ -30,6 +30,7 @@ struct MachineConfig {
     std::string trace;      // -d items
     std::string trace_file; // -D file
     std::string name;       // -name
+    std::string bios;       // -bios (default: Debian's SeaBIOS bios-256k.bin)
 };
 
 // Parses argv; throws UserError for anything hvm does not support or cannot use.

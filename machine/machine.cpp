@@ -7,10 +7,15 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "bios/bios_rom.hpp"
 #include "bios/boot_cpu.hpp"
 #include "bios/e820.hpp"
 #include "bios/kernel_loader.hpp"
 #include "chardev/char_devices.hpp"
+#include "devmodel/acpi/cpu_hotplug.hpp"
+#include "devmodel/acpi/hpet.hpp"
+#include "devmodel/acpi/pci_hotplug.hpp"
+#include "devmodel/acpi/piix4_pm.hpp"
 #include "devmodel/irq/apic_bus.hpp"
 #include "devmodel/irq/ioapic.hpp"
 #include "devmodel/irq/isa_irq_router.hpp"
@@ -22,11 +27,18 @@
 #include "devmodel/misc/isa_device_options.hpp"
 #include "devmodel/misc/port92.hpp"
 #include "devmodel/misc/post_code_port.hpp"
+#include "devmodel/pci/pci_bus.hpp"
+#include "devmodel/pci/pci_irq_router.hpp"
+#include "devmodel/pci/piix3.hpp"
 #include "devmodel/serial/uart16550.hpp"
 #include "devmodel/timer/mc146818_rtc.hpp"
 #include "devmodel/timer/pit8254.hpp"
 #include "devmodel/timer/pit_channel2.hpp"
 #include "devmodel/timer/system_control_port_b.hpp"
+#include "firmware/acpi/pc_acpi.hpp"
+#include "firmware/acpi/table_loader.hpp"
+#include "firmware/fw_cfg.hpp"
+#include "firmware/fw_cfg_pc.hpp"
 #include "firmware/mptable.hpp"
 #include "machine/cmos.hpp"
 #include "vcpu/kvm/kvm_engine.hpp"
@@ -51,6 +63,28 @@ uint64_t measure_tsc_hz() {
     return hz ? hz : 1'000'000'000;
 }
 
+// A PAM segment in write-only state: reads come from the ROM side (the BIOS image, or nothing),
+// writes go to the RAM underneath (i440FX datasheet, PAM "WE" only). Rare: firmware uses it, if
+// at all, only while copying itself into shadow RAM.
+class PamWriteOnlyWindow : public IoHandler {
+  public:
+    PamWriteOnlyWindow(uint8_t* ram, const uint8_t* rom, uint64_t size)
+        : ram_(ram), rom_(rom), size_(size) {}
+    void io_read(uint64_t offset, std::span<uint8_t> data) override {
+        for (size_t i = 0; i < data.size(); i++)
+            data[i] = rom_ && offset + i < size_ ? rom_[offset + i] : 0xff;
+    }
+    void io_write(uint64_t offset, std::span<const uint8_t> data) override {
+        for (size_t i = 0; i < data.size(); i++)
+            if (ram_ && offset + i < size_) ram_[offset + i] = data[i];
+    }
+
+  private:
+    uint8_t* ram_;
+    const uint8_t* rom_;
+    uint64_t size_;
+};
+
 struct ComPort {
     uint16_t base;
     unsigned irq;
@@ -60,6 +94,10 @@ constexpr ComPort kComPorts[4] = {{0x3f8, 4}, {0x2f8, 3}, {0x3e8, 4}, {0x2e8, 3}
 } // namespace
 
 Machine::Machine(const MachineConfig& config) : cfg_(config) {
+    firmware_boot_ = cfg_.kernel.empty();
+    if (firmware_boot_)
+        bios_ = std::make_unique<BiosImage>(
+            load_bios_image(cfg_.bios.empty() ? kDefaultBiosPath : cfg_.bios));
     choose_engine();
     build_memory();
     build_board();
@@ -82,8 +120,9 @@ void Machine::choose_engine() {
         // built, hvm uses KVM there too and says so.
         accel = Accel::Kvm;
         if (!hw && access("/dev/kvm", R_OK | W_OK) == 0)
-            fprintf(stderr, "hvm: warning: KVM is not hardware-backed on this host (no VT-x/AMD-V): "
-                            "guest kernel code runs very slowly\n");
+            fprintf(stderr,
+                    "hvm: warning: KVM is not hardware-backed on this host (no VT-x/AMD-V): "
+                    "guest kernel code runs very slowly\n");
     } else if (accel == Accel::Kvm && !hw) {
         fprintf(stderr, "hvm: warning: KVM is not hardware-backed on this host (no VT-x/AMD-V): "
                         "guest kernel code runs very slowly\n");
@@ -104,20 +143,71 @@ void Machine::choose_engine() {
 
 void Machine::build_memory() {
     ram_ = PcRamLayout::for_size(cfg_.ram_size);
-    uint8_t* low = mem_.allocate(ram_.below_4g, "ram");
-    // Conventional memory, then (the legacy VGA window 0xA0000-0xBFFFF stays unmapped: MMIO)
-    // the option-ROM/BIOS area as RAM (no firmware in a direct boot), then extended memory.
+    ram_low_ = mem_.allocate(ram_.below_4g, "ram");
+    // Conventional memory; the legacy VGA window 0xA0000-0xBFFFF stays MMIO; 0xC0000-0xFFFFF is
+    // switched between RAM and ROM by the PAM registers (map_pam_segment); then extended memory,
+    // RAM above 4 GiB, and the BIOS image just below 4 GiB.
     mem_.add_region(
-        {0, std::min<uint64_t>(ram_.below_4g, 0xa0000), low, false, "ram-conventional"});
-    if (ram_.below_4g > 0xc0000)
-        mem_.add_region({0xc0000, std::min<uint64_t>(ram_.below_4g, 0x100000) - 0xc0000,
-                         low + 0xc0000, false, "ram-isa"});
+        {0, std::min<uint64_t>(ram_.below_4g, 0xa0000), ram_low_, false, "ram-conventional"});
     if (ram_.below_4g > 0x100000)
-        mem_.add_region({0x100000, ram_.below_4g - 0x100000, low + 0x100000, false, "ram"});
+        mem_.add_region({0x100000, ram_.below_4g - 0x100000, ram_low_ + 0x100000, false, "ram"});
     if (ram_.above_4g) {
         uint8_t* high = mem_.allocate(ram_.above_4g, "ram-high");
         mem_.add_region({1ull << 32, ram_.above_4g, high, false, "ram-above-4g"});
     }
+    if (bios_) {
+        bios_rom_ = mem_.allocate(bios_->bytes.size(), "bios");
+        memcpy(bios_rom_, bios_->bytes.data(), bios_->bytes.size());
+        mem_.add_region(
+            {(1ull << 32) - bios_->bytes.size(), bios_->bytes.size(), bios_rom_, true, "bios"});
+    }
+    for (unsigned seg = 0; seg < pam_.size(); seg++) map_pam_segment(seg, PamState::Pci);
+    engine_->map_memory(mem_);
+}
+
+void Machine::map_pam_segment(unsigned segment, PamState state) {
+    auto [base, size] = I440fxHostBridge::pam_segment(segment);
+    mem_.remove_region(base);
+    if (pam_windows_[segment]) {
+        mmio_.remove(base);
+        pam_windows_[segment].reset();
+    }
+    uint8_t* ram = uint64_t(base) + size <= ram_.below_4g ? ram_low_ + base : nullptr;
+    // The ROM side: the last 128 KiB of the BIOS image (QEMU's isa-bios) at 0xE0000-0xFFFFF.
+    const uint8_t* rom = nullptr;
+    if (bios_ && base >= 0x100000 - bios_->isa_size())
+        rom = bios_rom_ + bios_->bytes.size() - (0x100000 - base);
+    switch (state) {
+    case PamState::ReadWrite:
+        if (ram) mem_.add_region({base, size, ram, false, "pam-ram"});
+        break;
+    case PamState::ReadOnly:
+        if (ram) mem_.add_region({base, size, ram, true, "pam-ram-readonly"});
+        break;
+    case PamState::Pci:
+        if (rom) mem_.add_region({base, size, const_cast<uint8_t*>(rom), true, "isa-bios"});
+        break;
+    case PamState::WriteOnly:
+        pam_windows_[segment] = std::make_unique<PamWriteOnlyWindow>(ram, rom, size);
+        mmio_.add(base, size, pam_windows_[segment].get(), {1, 8}, "pam-write-only");
+        break;
+    }
+    pam_[segment] = state;
+}
+
+void Machine::pam_changed(unsigned segment, PamState state) {
+    if (segment >= pam_.size() || pam_[segment] == state) return;
+    map_pam_segment(segment, state);
+    engine_->map_memory(mem_);
+}
+
+void Machine::smram_changed(bool dram_visible) {
+    // D_OPEN shows the RAM under the VGA window; hvm has no SMM, so nothing else uses it.
+    if (ram_.below_4g < 0xc0000) return;
+    if (dram_visible)
+        mem_.add_region({0xa0000, 0x20000, ram_low_ + 0xa0000, false, "smram"});
+    else
+        mem_.remove_region(0xa0000);
     engine_->map_memory(mem_);
 }
 
@@ -137,12 +227,118 @@ void Machine::add_pio(uint64_t base, uint64_t len, IoHandler& h, AccessSizes siz
 }
 
 IrqPin Machine::isa_irq(unsigned line) {
+    // The HPET's legacy-replacement mode takes IRQ 0 and 8 away from the PIT and the RTC.
+    if (hpet_ && line == 0) return IrqPin(&hpet_->legacy_inputs(), Hpet::kPitInput);
+    if (hpet_ && line == 8) return IrqPin(&hpet_->legacy_inputs(), Hpet::kRtcInput);
     return IrqPin(gsi_, line);
 }
 
 void Machine::build_board() {
     build_interrupt_controllers();
+    build_chipset();
     build_isa_devices();
+    build_fw_cfg();
+}
+
+// fw_cfg with everything QEMU's `pc` serves SeaBIOS: e820, ACPI tables and their table-loader,
+// SMBIOS, CPU counts, boot settings (pc-platform.md §1).
+void Machine::build_fw_cfg() {
+    fw_cfg_ = std::make_unique<FwCfg>(mem_);
+    fw_cfg_->attach(pio_);
+    devices_.push_back(fw_cfg_.get());
+    PcFwCfgConfig fc;
+    fc.ram_size = cfg_.ram_size;
+    fc.present_cpus = cfg_.cpus;
+    fc.max_cpus = cfg_.cpus;
+    fc.nographic = cfg_.nographic;
+    fc.e820 = pc_fw_cfg_e820_blob(ram_);
+    fc.acpi.apic_ids.clear();
+    for (unsigned i = 0; i < cfg_.cpus; i++) fc.acpi.apic_ids.push_back(i);
+    fc.acpi.present_cpus = cfg_.cpus;
+    fc.acpi.ram_below_4g = ram_.below_4g;
+    fc.acpi.ram_above_4g = ram_.above_4g;
+    fc.acpi.com1 = !uarts_.empty();
+    fc.smbios.ram_size = cfg_.ram_size;
+    fc.smbios.cores_per_socket = cfg_.cpus;
+    fc.smbios.ram_ranges.push_back({0, ram_.below_4g});
+    if (ram_.above_4g) fc.smbios.ram_ranges.push_back({1ull << 32, ram_.above_4g});
+    populate_pc_fw_cfg(*fw_cfg_, fc);
+}
+
+// A boot without firmware places the ACPI tables itself, by running the same table-loader script
+// SeaBIOS would: the tables go to the top of RAM below 4 GiB (reserved in the e820 map given to
+// the kernel, as SeaBIOS reserves its high zone), the RSDP into the BIOS area at 0xE0000 where
+// OSes scan for it. Returns the RSDP address.
+uint64_t Machine::place_acpi_tables(std::vector<E820Entry>& e820) {
+    const std::vector<uint8_t>* loader = fw_cfg_->find_file("etc/table-loader");
+    if (!loader) return 0;
+    constexpr uint64_t kHighZone = 256 * 1024;
+    uint64_t top = std::min<uint64_t>(ram_.below_4g, 0xe0000000ull);
+    if (top < 16ull << 20) return 0; // too little RAM to spare a high zone; Linux uses the MP table
+    uint64_t bottom = top - kHighZone;
+    for (auto it = e820.begin(); it != e820.end(); ++it) {
+        if (it->type == E820Type::Ram && it->addr < top && it->end() >= top) {
+            uint64_t end = it->end();
+            it->size = bottom - it->addr;
+            E820Entry reserved{bottom, kHighZone, E820Type::Reserved};
+            it = e820.insert(it + 1, reserved);
+            if (end > top) e820.insert(it + 1, E820Entry{top, end - top, E820Type::Ram});
+            break;
+        }
+    }
+    BumpLoaderAllocator alloc(bottom, top);
+    auto lookup = [this](std::string_view name) { return fw_cfg_->find_file(name); };
+    LoaderReplayResult r = replay_table_loader(*loader, lookup, alloc, mem_);
+    auto it = r.addresses.find("etc/acpi/rsdp");
+    return it == r.addresses.end() ? 0 : it->second;
+}
+
+// The PCI side of QEMU's `pc`: i440FX host bridge 00:00.0, PIIX3 ISA bridge 00:01.0, PIIX4 PM
+// 00:01.3, plus the ACPI hotplug register blocks and the HPET the DSDT describes.
+void Machine::build_chipset() {
+    pirq_ = std::make_unique<PciIrqRouter>(*gsi_);
+    pci_ = std::make_unique<PciBus>(pio_, mmio_, *pirq_);
+    add_pio(0xcf8, 8, pci_->config_io(), {1, 4}, "pci-config");
+    devices_.push_back(pci_.get());
+    host_bridge_ = std::make_unique<I440fxHostBridge>(*this, cfg_.ram_size);
+    pci_->attach(*host_bridge_, pci::devfn(0, 0));
+    devices_.push_back(host_bridge_.get());
+    piix3_ = std::make_unique<Piix3IsaBridge>(*pirq_, *this);
+    pci_->attach(*piix3_, pci::devfn(1, 0));
+    pci_->set_reset_control(&piix3_->reset_control());
+    devices_.push_back(piix3_.get());
+    pm_ = std::make_unique<Piix4Pm>(clock_, IrqPin(gsi_, 9), *this, Piix4PmOptions{});
+    pci_->attach(*pm_, pci::devfn(1, 3));
+    devices_.push_back(pm_.get());
+    add_pio(0xafe0, 4, pm_->gpe0_io(), {1, 1}, "acpi-gpe0");
+    add_pio(0xb2, 2, pm_->apm_io(), {1, 1}, "apm");
+    std::vector<uint32_t> apic_ids;
+    for (unsigned i = 0; i < cfg_.cpus; i++) apic_ids.push_back(i);
+    cpu_hotplug_ = std::make_unique<AcpiCpuHotplug>(apic_ids);
+    add_pio(0xaf00, 32, *cpu_hotplug_, {1, 4}, "acpi-cpu-hotplug");
+    devices_.push_back(cpu_hotplug_.get());
+    pci_hotplug_ = std::make_unique<AcpiPciHotplug>();
+    add_pio(0xae00, 0x18, *pci_hotplug_, {4, 4}, "acpi-pci-hotplug");
+    devices_.push_back(pci_hotplug_.get());
+    hpet_ = std::make_unique<Hpet>(clock_, *gsi_, [](bool) {});
+    mmio_.add(0xfed00000, 0x400, hpet_.get(), {4, 8}, "hpet");
+    devices_.push_back(hpet_.get());
+}
+
+// What SeaBIOS would have left behind, for a boot without firmware (-kernel): shadow RAM
+// read/write in all PAM segments, PCI interrupts routed to IRQ 10/11 as level lines (Appendix A:
+// PIRQA-D = 10, 10, 11, 11; ELCR 0x4D1 = 0x0C), the ACPI PM block at 0x600 (SeaBIOS moves it
+// there when it loads QEMU's ACPI tables).
+void Machine::direct_boot_firmware_setup() {
+    pci_->config_write(0, pci::devfn(0, 0), 0x59, 1, 0x30);
+    for (unsigned r = 0x5a; r <= 0x5f; r++) pci_->config_write(0, pci::devfn(0, 0), r, 1, 0x33);
+    pci_->config_write(0, pci::devfn(1, 0), 0x60, 4, 0x0b0b0a0a);
+    pci_->config_write(0, pci::devfn(1, 3), 0x40, 4, 0x601);
+    pci_->config_write(0, pci::devfn(1, 3), 0x80, 1, 0x01);
+    if (pic_) {
+        uint8_t elcr = 0x0c;
+        pio_.write(0x4d1, std::span<const uint8_t>(&elcr, 1));
+    }
 }
 
 void Machine::build_interrupt_controllers() {
@@ -273,9 +469,12 @@ void Machine::build_vcpus() {
 }
 
 void Machine::load_boot_images() {
-    if (cfg_.kernel.empty())
-        fail("no -kernel given: booting through firmware (SeaBIOS) from disks is not supported "
-             "yet");
+    if (firmware_boot_) {
+        // Every CPU starts at the reset vector: the BSP runs the BIOS, the APs wait for SIPI.
+        for (unsigned i = 0; i < vcpus_.size(); i++) vcpus_[i]->set_state(reset_cpu_state(i));
+        return;
+    }
+    direct_boot_firmware_setup();
     std::vector<E820Entry> e820 = pc_e820_map(ram_);
     write_boot_gdt(mem_);
     write_bios_data_area(mem_);
@@ -287,7 +486,9 @@ void Machine::load_boot_images() {
     mp.ioapic_id = 0;
     place_mp_table_in(mem_, 0xf0000, 0x100000, build_mp_config_table(mp));
 
+    uint64_t rsdp = place_acpi_tables(e820);
     KernelBootConfig kc;
+    kc.acpi_rsdp_addr = rsdp;
     kc.kernel_path = cfg_.kernel;
     kc.initrd = cfg_.initrd;
     kc.cmdline = cfg_.append;

@@ -5,6 +5,7 @@
 // controllers, then the ISA devices (PIT, port 0x61, RTC/CMOS, i8042, port 0x92, UARTs, debug
 // ports). PCI (i440FX/PIIX3), fw_cfg, ACPI and the remaining devices come with later issues.
 #pragma once
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <memory>
@@ -16,6 +17,7 @@
 #include "base/clock.hpp"
 #include "cli/options.hpp"
 #include "devmodel/irq/irq_pin.hpp"
+#include "devmodel/pci/i440fx.hpp"
 #include "devmodel/platform.hpp"
 #include "vcpu/engine.hpp"
 #include "vcpu/guest_memory.hpp"
@@ -42,7 +44,17 @@ class PostCodePort;
 class SystemControlPortB;
 class Uart16550;
 
-class Machine : public PlatformControl {
+class AcpiCpuHotplug;
+class FwCfg;
+class AcpiPciHotplug;
+class Hpet;
+class PciBus;
+class PciIrqRouter;
+class Piix3IsaBridge;
+class Piix4Pm;
+struct BiosImage;
+
+class Machine : public PlatformControl, public PamListener {
   public:
     explicit Machine(const MachineConfig& config);
     ~Machine() override;
@@ -62,6 +74,10 @@ class Machine : public PlatformControl {
 
     const char* engine_name() const { return engine_ ? engine_->name() : "none"; }
 
+    // PamListener (the i440FX's PAM/SMRAM registers, device lock held).
+    void pam_changed(unsigned segment, PamState state) override;
+    void smram_changed(bool dram_visible) override;
+
   private:
     enum class Event { None, Reset, PowerOff, Exit, TripleFault, Error };
 
@@ -70,6 +86,11 @@ class Machine : public PlatformControl {
     void build_board();
     void build_interrupt_controllers();
     void build_isa_devices();
+    void build_chipset();
+    void build_fw_cfg();
+    uint64_t place_acpi_tables(std::vector<struct E820Entry>& e820);
+    void direct_boot_firmware_setup();
+    void map_pam_segment(unsigned segment, PamState state);
     void build_vcpus();
     void load_boot_images();
     void reset_devices(ResetKind kind);
@@ -100,6 +121,25 @@ class Machine : public PlatformControl {
     std::unique_ptr<IoApic> ioapic_;
     std::unique_ptr<IsaIrqRouter> router_;
     std::vector<std::unique_ptr<LocalApic>> lapics_;
+
+    // Firmware and the low-memory areas the PAM registers switch between RAM and ROM.
+    bool firmware_boot_ = false;
+    std::unique_ptr<BiosImage> bios_;
+    uint8_t* ram_low_ = nullptr;  // host address of guest RAM at 0
+    uint8_t* bios_rom_ = nullptr; // host copy of the BIOS image (mapped below 4 GiB)
+    std::array<PamState, 13> pam_{};
+    std::array<std::unique_ptr<IoHandler>, 13> pam_windows_; // write-only segments
+
+    // The PCI side of the chipset.
+    std::unique_ptr<PciIrqRouter> pirq_;
+    std::unique_ptr<PciBus> pci_;
+    std::unique_ptr<I440fxHostBridge> host_bridge_;
+    std::unique_ptr<Piix3IsaBridge> piix3_;
+    std::unique_ptr<Piix4Pm> pm_;
+    std::unique_ptr<AcpiCpuHotplug> cpu_hotplug_;
+    std::unique_ptr<AcpiPciHotplug> pci_hotplug_;
+    std::unique_ptr<Hpet> hpet_;
+    std::unique_ptr<FwCfg> fw_cfg_; // QEMU's firmware configuration interface (SeaBIOS reads it)
 
     // ISA devices.
     std::unique_ptr<CharDevices> chardevs_;
