@@ -13,7 +13,7 @@ constexpr uint64_t kIoSpaceEnd = 0x10000;     // the PIO bus decodes 16 address 
 constexpr uint64_t kMem32End = 0xFFFFFFFFull; // QEMU: a 32-bit BAR touching 4G-1 is unmapped
 constexpr unsigned kBarEnd = pci::kBar0 + 4 * PciDevice::kBarCount;
 
-bool is_pow2(uint32_t v) {
+[[maybe_unused]] bool is_pow2(uint32_t v) {
     return v && !(v & (v - 1));
 }
 } // namespace
