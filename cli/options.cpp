@@ -37,6 +37,9 @@ const char kUsage[] =
     "  -rtc base=utc|localtime\n"
     "  -d ITEMS / -D FILE      tracing (in_asm,int,cpu_reset with -accel emu) to FILE\n"
     "  -name NAME\n"
+    "  -option-rom FILE        option ROM SeaBIOS runs (fw_cfg genroms/)\n"
+    "  -boot [order=]DEVS[,menu=on|off]   boot order: a floppy, c disk, d CD-ROM, n network\n"
+    "  -uuid UUID, -smbios type=1,manufacturer=..,product=..,version=..,serial=..,uuid=..\n"
     "  -bios FILE              system BIOS (default /usr/share/seabios/bios-256k.bin; used\n"
     "                          when there is no -kernel)\n"
     "  -version, -h\n";
@@ -111,6 +114,20 @@ void parse_rtc(const std::string& text, MachineConfig& c) {
     if (clk != "host" && clk != "rt" && clk != "vm") fail("-rtc: clock='" + clk + "' is not valid");
     auto drift = kv.get_or("driftfix", "none");
     if (drift != "none" && drift != "slew") fail("-rtc: driftfix='" + drift + "' is not valid");
+}
+
+void parse_boot(const std::string& text, MachineConfig& c) {
+    // QEMU: "-boot d" (legacy: the order string alone) or "-boot order=dc,menu=on,...".
+    auto kv = KeyVal::parse(text, "-boot", "order");
+    kv.expect_only({"order", "once", "menu", "splash", "splash-time", "reboot-timeout", "strict"});
+    if (kv.has("once")) fail("-boot: once= is not supported yet");
+    std::string order = kv.get_or("order", c.boot_order);
+    if (order.empty() || order.size() > 4) fail("-boot: invalid boot order '" + order + "'");
+    for (char d : order)
+        if (d != 'a' && d != 'c' && d != 'd' && d != 'n')
+            fail(std::string("-boot: invalid boot device '") + d + "' (a, c, d or n)");
+    c.boot_order = order;
+    if (auto m = kv.get_bool("menu")) c.boot_menu = *m;
 }
 
 } // namespace
@@ -194,6 +211,16 @@ bool parse_command_line(int argc, char** argv, MachineConfig& c) {
             c.name = kv.get_or("guest", "");
         } else if (is_opt(a, "-bios")) {
             c.bios = need(i);
+        } else if (is_opt(a, "-option-rom")) {
+            auto kv = KeyVal::parse(need(i), "-option-rom", "romfile");
+            kv.expect_only({"romfile"});
+            c.option_roms.push_back(kv.get_or("romfile", ""));
+        } else if (is_opt(a, "-boot")) {
+            parse_boot(need(i), c);
+        } else if (is_opt(a, "-uuid")) {
+            c.uuid = need(i);
+        } else if (is_opt(a, "-smbios")) {
+            c.smbios.push_back(need(i));
         } else if (is_opt(a, "-nodefaults")) {
             // hvm creates no default devices beyond the pc board and COM1.
         } else {

@@ -27,10 +27,15 @@ struct MachineConfig {
     bool no_reboot = false;
     bool no_shutdown = false;
     std::string rtc_base = "utc";
-    std::string trace;      // -d items
-    std::string trace_file; // -D file
-    std::string name;       // -name
-    std::string bios;       // -bios (default: Debian's SeaBIOS bios-256k.bin)
+    std::string trace;                    // -d items
+    std::string trace_file;               // -D file
+    std::string name;                     // -name
+    std::string bios;                     // -bios (default: Debian's SeaBIOS bios-256k.bin)
+    std::vector<std::string> option_roms; // -option-rom FILE (fw_cfg genroms/)
+    std::string boot_order = "cad";       // -boot order= (QEMU's default)
+    bool boot_menu = false;               // -boot menu=on
+    std::string uuid;                     // -uuid
+    std::vector<std::string> smbios;      // -smbios type=1,...
 };
 
 // Parses argv; throws UserError for anything hvm does not support or cannot use.

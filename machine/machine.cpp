@@ -2,6 +2,8 @@
 
 #include <cstdio>
 #include <ctime>
+#include <fstream>
+#include <iterator>
 #include <unistd.h>
 #include <x86intrin.h>
 
@@ -40,6 +42,7 @@
 #include "firmware/fw_cfg.hpp"
 #include "firmware/fw_cfg_pc.hpp"
 #include "firmware/mptable.hpp"
+#include "firmware/smbios/smbios.hpp"
 #include "machine/cmos.hpp"
 #include "vcpu/kvm/kvm_engine.hpp"
 #include "vmexit/diagnose.hpp"
@@ -262,7 +265,24 @@ void Machine::build_fw_cfg() {
     fc.smbios.cores_per_socket = cfg_.cpus;
     fc.smbios.ram_ranges.push_back({0, ram_.below_4g});
     if (ram_.above_4g) fc.smbios.ram_ranges.push_back({1ull << 32, ram_.above_4g});
+    fc.boot_menu = cfg_.boot_menu;
+    if (!cfg_.uuid.empty()) {
+        fc.uuid = parse_uuid(cfg_.uuid);
+        fc.smbios.system.uuid = fc.uuid;
+    }
+    for (auto& spec : cfg_.smbios) apply_smbios_option(spec, fc.smbios.system);
+    if (fc.smbios.system.uuid) fc.uuid = *fc.smbios.system.uuid;
     populate_pc_fw_cfg(*fw_cfg_, fc);
+    for (auto& path : cfg_.option_roms) {
+        std::ifstream f(path, std::ios::binary);
+        if (!f) fail("-option-rom: " + path + ": cannot read the file");
+        std::vector<uint8_t> rom((std::istreambuf_iterator<char>(f)),
+                                 std::istreambuf_iterator<char>());
+        if (rom.empty() || rom.size() > (1u << 20))
+            fail("-option-rom: " + path + ": not an option ROM of 1 byte to 1 MiB");
+        std::string name = path.substr(path.find_last_of('/') + 1);
+        add_option_rom(*fw_cfg_, name, std::move(rom));
+    }
 }
 
 // A boot without firmware places the ACPI tables itself, by running the same table-loader script
@@ -459,6 +479,7 @@ void Machine::build_isa_devices() {
     cmos.ram_below_4g = ram_.below_4g;
     cmos.ram_above_4g = ram_.above_4g;
     cmos.cpus = cfg_.cpus;
+    cmos.boot_order = cfg_.boot_order.c_str();
     fill_pc_cmos(cmos, [this](uint8_t i, uint8_t v) { rtc_->cmos_write(i, v); });
 }
 
@@ -504,6 +525,7 @@ void Machine::reset_devices(ResetKind kind) {
     cmos.ram_below_4g = ram_.below_4g;
     cmos.ram_above_4g = ram_.above_4g;
     cmos.cpus = cfg_.cpus;
+    cmos.boot_order = cfg_.boot_order.c_str();
     fill_pc_cmos(cmos, [this](uint8_t i, uint8_t v) { rtc_->cmos_write(i, v); });
     a20_ = true;
 }

@@ -89,3 +89,18 @@ TEST_CASE("bad command lines are one clear error") {
         CHECK(std::string(e.what()).find("-frobnicate") != std::string::npos);
     }
 }
+
+TEST_CASE("firmware options: -bios, -option-rom, -boot, -uuid, -smbios") {
+    auto c =
+        parse({"-bios", "b.bin", "-option-rom", "probe.rom", "-boot", "order=dc,menu=on", "-uuid",
+               "12345678-1234-1234-1234-123456789abc", "-smbios", "type=1,serial=42"});
+    CHECK(c.bios == "b.bin");
+    CHECK(c.option_roms == std::vector<std::string>{"probe.rom"});
+    CHECK(c.boot_order == "dc");
+    CHECK(c.boot_menu);
+    CHECK(c.uuid == "12345678-1234-1234-1234-123456789abc");
+    CHECK(c.smbios.size() == 1);
+    CHECK(parse({"-boot", "d"}).boot_order == "d");
+    CHECK_THROWS_AS(parse({"-boot", "order=x"}), UserError);
+    CHECK_THROWS_AS(parse({"-boot", "once=d"}), UserError);
+}
