@@ -3,6 +3,7 @@
 namespace hvm {
 
 void StateWriter::raw(const void* p, size_t n) {
+    if (!n) return;
     auto b = static_cast<const uint8_t*>(p);
     buf_.insert(buf_.end(), b, b + n);
 }
@@ -22,7 +23,7 @@ void StateWriter::put_bytes(std::span<const uint8_t> bytes) {
 
 void StateReader::raw(void* p, size_t n) {
     if (n > data_.size() - pos_) throw StateError("state: truncated");
-    memcpy(p, data_.data() + pos_, n);
+    if (n) memcpy(p, data_.data() + pos_, n);
     pos_ += n;
 }
 

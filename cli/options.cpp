@@ -70,6 +70,7 @@ void parse_machine(const std::string& text, MachineConfig& c) {
     if (auto k = kv.get("kernel-irqchip")) {
         if (*k == "split") fail("-machine: kernel-irqchip=split is not supported (use on or off)");
         c.kernel_irqchip = *kv.get_bool("kernel-irqchip");
+        c.kernel_irqchip_set = true;
     }
     if (auto u = kv.get_bool("usb"); u && *u) fail("-machine: usb=on is not supported yet");
 }

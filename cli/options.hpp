@@ -14,6 +14,7 @@ enum class Accel { Auto, Kvm, Emu };
 struct MachineConfig {
     Accel accel = Accel::Auto;
     bool kernel_irqchip = true;
+    bool kernel_irqchip_set = false;  // given explicitly with -machine kernel-irqchip=
     std::string cpu_model = "qemu64"; // QEMU's default for -M pc
     uint64_t ram_size = 128ull << 20; // QEMU's default
     unsigned cpus = 1;

@@ -44,6 +44,7 @@
 #include "firmware/mptable.hpp"
 #include "firmware/smbios/smbios.hpp"
 #include "machine/cmos.hpp"
+#include "vcpu/emu/emu_engine.hpp"
 #include "vcpu/kvm/kvm_engine.hpp"
 #include "vmexit/diagnose.hpp"
 
@@ -119,20 +120,29 @@ void Machine::choose_engine() {
     bool hw = KvmEngine::is_hardware_backed();
     Accel accel = cfg_.accel;
     if (accel == Accel::Auto) {
-        // The emulator engine is the default where KVM is not hardware-backed; until it is
-        // built, hvm uses KVM there too and says so.
-        accel = Accel::Kvm;
-        if (!hw && access("/dev/kvm", R_OK | W_OK) == 0)
-            fprintf(stderr,
-                    "hvm: warning: KVM is not hardware-backed on this host (no VT-x/AMD-V): "
-                    "guest kernel code runs very slowly\n");
+        // KVM where the CPU virtualises in hardware; hvm's emulator everywhere else (a
+        // paravirtual or nested software KVM runs guest kernel code ~1000x slower than native).
+        bool kvm_usable = access("/dev/kvm", R_OK | W_OK) == 0;
+        accel = hw && kvm_usable ? Accel::Kvm : Accel::Emu;
+        fprintf(stderr, "hvm: warning: using %s\n",
+                accel == Accel::Kvm ? "KVM (hardware-backed)"
+                : kvm_usable        ? "the emulator engine: KVM here is not hardware-backed "
+                                      "(no VT-x/AMD-V)"
+                                    : "the emulator engine: no usable /dev/kvm");
     } else if (accel == Accel::Kvm && !hw) {
         fprintf(stderr, "hvm: warning: KVM is not hardware-backed on this host (no VT-x/AMD-V): "
-                        "guest kernel code runs very slowly\n");
+                        "guest kernel code runs very slowly (-accel emu is faster here)\n");
     }
-    if (accel == Accel::Emu)
-        fail("-accel emu: hvm's emulator engine is not part of this build yet (use -accel kvm)");
-
+    if (accel == Accel::Emu) {
+        if (cfg_.kernel_irqchip_set && cfg_.kernel_irqchip)
+            fail("-machine kernel-irqchip=on: needs -accel kvm (the emulator uses hvm's own "
+                 "interrupt controllers)");
+        auto emu = std::make_unique<emu::EmuEngine>(&lock_);
+        emu_ = emu.get();
+        engine_ = std::move(emu);
+        userspace_irqchip_ = true;
+        return;
+    }
     EngineConfig ec;
     ec.vcpus = cfg_.cpus;
     ec.kernel_irqchip = cfg_.kernel_irqchip;
@@ -630,4 +640,12 @@ int Machine::run() {
     }
 }
 
+} // namespace hvm
+
+namespace hvm {
+void Machine::set_a20(bool enabled) {
+    a20_ = enabled;
+    // KVM has no A20 gate (QEMU ignores it there too); the emulator masks address bit 20.
+    if (emu_) emu_->set_a20(enabled);
+}
 } // namespace hvm

@@ -26,6 +26,9 @@
 
 namespace hvm {
 
+namespace emu {
+class EmuEngine;
+}
 class ApicBus;
 class CharBackend;
 class CharDevices;
@@ -69,7 +72,7 @@ class Machine : public PlatformControl, public PamListener {
     void request_reset() override;
     void request_poweroff() override;
     void request_exit(int status) override;
-    void set_a20(bool enabled) override { a20_ = enabled; }
+    void set_a20(bool enabled) override;
     bool a20() const override { return a20_; }
 
     const char* engine_name() const { return engine_ ? engine_->name() : "none"; }
@@ -111,7 +114,8 @@ class Machine : public PlatformControl, public PamListener {
     ExitDispatcher dispatcher_{lock_, pio_, mmio_};
 
     std::unique_ptr<Engine> engine_;
-    KvmEngine* kvm_ = nullptr; // engine_ when it is KVM
+    KvmEngine* kvm_ = nullptr;      // engine_ when it is KVM
+    emu::EmuEngine* emu_ = nullptr; // engine_ when it is hvm's emulator
     bool userspace_irqchip_ = false;
     IrqSink* gsi_ = nullptr; // where ISA/PCI interrupt lines go (by GSI)
 
