@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config clang-format
-  doctest-dev libcapstone-dev
+  doctest-dev libcapstone-dev zlib1g-dev
   python3 binutils cpio gzip busybox-static
   qemu-system-x86 qemu-utils seabios
 )
